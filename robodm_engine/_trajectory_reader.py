@@ -175,9 +175,26 @@ class TrajectoryReader:
             )
         if info.is_video:
             return self._decode_video(stream, indices)
+        if info.encoding == "raw" and info.dtype not in ("str", "bytes"):
+            return self._decode_fixed_size(stream, indices)
         # Raw streams have no reordering: packet order is sample order.
         values = [self._decode_raw_packet(stream, stream.packets[i]) for i in indices]
         return _stack(values, info)
+
+    def _decode_fixed_size(self, stream: _Stream, indices: np.ndarray) -> np.ndarray:
+        """Uncompressed numeric samples: one copy and one ``frombuffer`` for all of them."""
+        info = stream.info
+        dtype = np.dtype(info.dtype)
+        size = dtype.itemsize * int(np.prod(info.shape, dtype=np.int64))
+        if size == 0:
+            return np.empty((len(indices), *info.shape), dtype=dtype)
+        payload = bytearray().join(bytes(stream.packets[i]) for i in indices)
+        if len(payload) != size * len(indices):
+            raise TrajectoryFormatError(
+                f"samples hold {len(payload)} bytes in all, expected {size} each",
+                path=self._name, feature=info.name,
+            )
+        return np.frombuffer(payload, dtype=dtype).reshape((len(indices), *info.shape))
 
     def _decode_raw_packet(self, stream: _Stream, packet: av.Packet) -> Any:
         payload = bytes(packet)

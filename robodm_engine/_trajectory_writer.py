@@ -184,6 +184,9 @@ class TrajectoryWriter:
         stream.pix_fmt = choice.pix_fmt
         stream.time_base = MS
         stream.codec_context.time_base = MS
+        if self._fps is not None:
+            # Rate control (x265's in particular) assumes 1 / time_base fps, i.e. 1000, otherwise.
+            stream.codec_context.framerate = Fraction(self._fps).limit_denominator(1001)
         if choice.codec in ("libx264", "libx264rgb"):
             # Frame threading measured 10-40% faster than x264's default slice threading
             # here, with smaller files.
