@@ -19,6 +19,8 @@ os.environ.setdefault("RAY_TMPDIR", str(_SESSION_TMP / "ray"))
 os.environ.setdefault("RAY_AUTH_MODE", "disabled")
 os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
 os.environ.setdefault("RAY_DEDUP_LOGS", "0")
+# A loaded 2-core machine can take over a minute to start a raylet.
+os.environ.setdefault("RAY_raylet_start_wait_time_s", "120")
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("HF_HOME", str(_SESSION_TMP / "hf"))
 os.environ.setdefault("HF_LEROBOT_HOME", str(_SESSION_TMP / "lerobot"))
@@ -39,3 +41,9 @@ def ray_local() -> Iterator[None]:
         )
     yield
     ray.shutdown()
+
+
+# The moto S3 server fixtures (s3_server, s3_env, s3_bucket) and the fault-injecting proxy
+# in front of it (fault_proxy), for every test package.
+from faultproxy import fault_proxy  # noqa: E402, F401
+from s3server import s3_bucket, s3_env, s3_server  # noqa: E402, F401
