@@ -28,6 +28,8 @@ from robodm_engine import codecs
 from robodm_engine.timeline import MS_PER_UNIT
 
 FORMATS: Final = ("files", "lerobot", "hdf5", "custom")
+#: Formats whose items are whole episodes: each becomes one trajectory.
+EPISODE_FORMATS: Final = ("files", "lerobot", "hdf5")
 # The engine's own lists, so the spec accepts exactly what the trajectory writer does.
 TIME_UNITS: Final = tuple(MS_PER_UNIT)
 VIDEO_CODECS: Final = codecs.VIDEO_CODECS
@@ -220,14 +222,14 @@ class _Reader:
         return value
 
 
-def _check_uri(reader: _Reader, uri: str, path: str) -> None:
+def _check_uri(reader: _Reader, uri: str, path: str, *, in_cluster: bool) -> None:
     if "://" in uri and not uri.startswith(("s3://", "file://")):
         scheme = uri.split("://", 1)[0]
         reader.problem(path, f"unsupported scheme {scheme!r}; use s3://, file:// or a local path")
     elif is_s3_uri(uri):
         if not _S3_URI.match(uri):
             reader.problem(path, f"{uri!r} is not a valid s3://bucket/prefix URI")
-    elif not _local_path(uri).startswith("/"):
+    elif in_cluster and not _local_path(uri).startswith("/"):
         # The engine pod and the operator have different working directories: a relative
         # path would name different data in each.
         reader.problem(
@@ -272,13 +274,22 @@ def validate_name(name: str) -> list[SpecProblem]:
     return []
 
 
-def parse_spec(raw: Mapping[str, Any], *, name: str, default_image: str | None) -> IngestionJobSpec:
+def parse_spec(
+    raw: Mapping[str, Any],
+    *,
+    name: str,
+    default_image: str | None,
+    in_cluster: bool = True,
+) -> IngestionJobSpec:
     """Validate a raw ``spec`` and return it typed, with defaults applied.
 
     Args:
         raw: the ``spec`` of the IngestionJob as stored in the API server.
         name: the IngestionJob's ``metadata.name`` (its children are named after it).
         default_image: the operator's engine image, used when ``spec.image`` is unset.
+        in_cluster: whether the job runs in a cluster, where relative local paths are refused
+            (the engine pod and the operator would resolve them differently). A local
+            ``robodm-engine run`` passes False.
 
     Raises:
         InvalidSpecError: listing every problem found, each with its path.
@@ -318,9 +329,9 @@ def parse_spec(raw: Mapping[str, Any], *, name: str, default_image: str | None) 
     if not raw.get("output"):
         reader.problem("spec.output", "is required")
     if source_uri:
-        _check_uri(reader, source_uri, "spec.source.uri")
+        _check_uri(reader, source_uri, "spec.source.uri", in_cluster=in_cluster)
     if output_uri:
-        _check_uri(reader, output_uri, "spec.output.uri")
+        _check_uri(reader, output_uri, "spec.output.uri", in_cluster=in_cluster)
     if source_uri and output_uri and _overlaps(source_uri, output_uri):
         # A dataset written inside its own source would be re-read as input by later runs.
         reader.problem(
@@ -402,6 +413,12 @@ def parse_spec(raw: Mapping[str, Any], *, name: str, default_image: str | None) 
     group_size = reader.integer(
         raw, "groupSize", "spec", default=DEFAULT_GROUP_SIZE, minimum=1, maximum=1_000_000
     )
+    if group_size is not None and group_size > 1 and source_format in EPISODE_FORMATS:
+        reader.problem(
+            "spec.groupSize",
+            f"the {source_format!r} format makes one trajectory per episode (file, folder, demo), "
+            "so groupSize must be 1; it groups items of custom ingesters only",
+        )
     num_workers = reader.integer(
         raw, "numWorkers", "spec", default=DEFAULT_NUM_WORKERS, minimum=1, maximum=1000
     )

@@ -87,7 +87,6 @@ def make_spec(**overrides: Any) -> dict[str, Any]:
             "region": "us-east-1",
             "credentialsSecret": "s3-creds",
         },
-        "groupSize": 100,
         "numWorkers": 3,
         "rayInitKwargs": {"num_cpus": 4, "memory": 8_000_000_000, "object_store_memory": 2**31},
         "encoding": {"timeUnit": "ms", "videoCodec": "auto"},

@@ -256,3 +256,12 @@ def test_config_from_env() -> None:
 def test_bad_config_is_refused(env: dict[str, str]) -> None:
     with pytest.raises(ConfigError):
         OperatorConfig.from_env(env)
+
+
+def test_group_size_applies_to_custom_ingesters_only() -> None:
+    spec = make_spec(groupSize=10)
+    with pytest.raises(InvalidSpecError, match=r"spec\.groupSize: the 'files' format makes one"):
+        parse_spec(spec, name="grouped", default_image="img")
+    custom = make_spec(groupSize=10, source={"uri": "s3://raw/x/", "format": "custom",
+                                             "ingester": "pkg.mod:Ingester"})
+    assert parse_spec(custom, name="grouped", default_image="img").group_size == 10
