@@ -379,7 +379,7 @@ def machine_info() -> dict[str, object]:
 
 
 def _main() -> None:
-    from bench.content import make_episode, mean_psnr
+    from robodm_engine.synthetic import make_episode, mean_psnr
 
     os.environ.setdefault("SVT_LOG", "1")  # SVT-AV1 prints a banner per encoder otherwise
 

@@ -1,7 +1,7 @@
 """Write and read trajectories with every video codec, against bare PyAV's limits.
 
 For each codec this writes ``--trajectories`` files of ``--steps`` steps of the shared
-benchmark content (:mod:`bench.content`: an RGB image, float32 state (14,) and action (7,)
+benchmark content (:mod:`robodm_engine.synthetic`: an RGB image, float32 state (14,) and action (7,)
 per step at 10 Hz, with explicit millisecond timestamps) through
 ``robodm_engine.Trajectory``, reads each back with ``Trajectory(path).load()``, and reports:
 
@@ -41,7 +41,6 @@ from typing import Any
 
 import numpy as np
 
-from bench.content import make_episode, mean_psnr, raw_bytes_per_step, timestamps_ms
 from bench.limits import (
     SINGLE_THREAD,
     CodecSettings,
@@ -53,6 +52,7 @@ from bench.limits import (
     machine_info,
     packet_bytes,
 )
+from robodm_engine.synthetic import make_episode, mean_psnr, raw_bytes_per_step, timestamps_ms
 
 DEFAULT_CODECS = ("auto", "libx264", "libx265", "libsvtav1", "ffv1", "lossless", "rawvideo")
 IMAGE_KEY = "observation/image"

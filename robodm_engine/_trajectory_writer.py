@@ -86,11 +86,13 @@ class TrajectoryWriter:
         self._spool = tempfile.SpooledTemporaryFile(max_size=_SPOOL_BYTES)  # noqa: SIM115
         self._tmp_path = path.with_name(f".{path.name}.{uuid.uuid4().hex[:12]}.partial")
         path.parent.mkdir(parents=True, exist_ok=True)
-        # FFmpeg would otherwise shift every timestamp of the file to make the negative dts of
-        # B-frame streams non-negative; Matroska stores pts only, so nothing needs shifting.
+        # avoid_negative_ts: FFmpeg would otherwise shift every timestamp of the file to make
+        # the negative dts of B-frame streams non-negative; Matroska stores pts only.
+        # bitexact: no random segment UID or version strings, so the same samples give the
+        # same bytes (and checksum) on every run, which resume and dataset diffs rely on.
         self._container = av.open(
             str(self._tmp_path), mode="w", format="matroska",
-            options={"avoid_negative_ts": "disabled"},
+            options={"avoid_negative_ts": "disabled", "fflags": "+bitexact"},
         )
         self._closed = False
 
