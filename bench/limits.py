@@ -29,17 +29,10 @@ from pathlib import Path
 import av
 import numpy as np
 
-# Encoder options that match robodm_engine.codecs' defaults, so the bare figures are for the
-# same operating point as the writer's (the trajectory bench passes the writer's own choice).
-DEFAULT_OPTIONS: dict[str, dict[str, str]] = {
-    "libx264": {"crf": "23", "preset": "medium"},
-    "libx265": {"crf": "28", "preset": "fast", "x265-params": "log-level=error"},
-    "libsvtav1": {"crf": "35", "preset": "8", "svtav1-params": "verbosity=0"},
-    "libaom-av1": {"crf": "35", "cpu-used": "8", "row-mt": "1"},
-    "libx264rgb": {"qp": "0", "preset": "veryfast"},
-    "ffv1": {"level": "3", "slicecrc": "1"},
-    "rawvideo": {},
-}
+from robodm_engine.codecs import ENCODER_OPTIONS
+
+# The writer's own encoder settings, so the bare figures are for the same operating point.
+DEFAULT_OPTIONS: dict[str, dict[str, str]] = {**ENCODER_OPTIONS, "rawvideo": {}}
 # The pixel format each encoder is fed. yuv420p for the lossy codecs (what players and
 # decoders are fastest at); bgr0 is ffv1's bit-exact RGB format (8-bit gbrp fails to open).
 DEFAULT_PIX_FMT: dict[str, str] = {

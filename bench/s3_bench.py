@@ -18,7 +18,6 @@ here are a lower bound on what a real object store gives over a network.
 from __future__ import annotations
 
 import argparse
-import io
 import json
 import os
 import platform
@@ -29,8 +28,6 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
 from s3server import run_s3_server
 
@@ -38,19 +35,7 @@ from robodm_engine import Trajectory
 from robodm_engine.ingestion import IngestionConfig, run_ingestion
 from robodm_engine.sources import TIMESTAMP_KEY, FileSource
 from robodm_engine.storage import StorageOptions, Store, open_store
-from robodm_engine.synthetic import make_episode
-
-
-def episode_npz(seed: int, steps: int, side: int) -> bytes:
-    episode = make_episode(steps=steps, height=side, width=side, seed=seed)
-    buffer = io.BytesIO()
-    np.savez(buffer, **{
-        "observation/image": np.stack([s["observation"]["image"] for s in episode]),
-        "observation/state": np.stack([s["observation"]["state"] for s in episode]),
-        "action": np.stack([s["action"] for s in episode]),
-        TIMESTAMP_KEY: np.arange(steps, dtype=np.int64) * 100,
-    })
-    return buffer.getvalue()
+from robodm_engine.synthetic import episode_npz
 
 
 def timed(run: Callable[[], Any]) -> float:
@@ -103,12 +88,12 @@ def main() -> None:
         bucket = server.create_bucket()
         local_raw, s3_raw = f"{tmp}/raw", f"s3://{bucket}/raw"
         for index in range(args.trajectories):
-            data = episode_npz(index, args.steps, args.size)
+            data = episode_npz(args.steps, args.size, args.size, seed=index)
             for root in (local_raw, s3_raw):
                 open_store(root, options).put_bytes(f"episode_{index:03d}.npz", data)
         # Warm-up: worker start-up and imports are not what is measured.
         warm = f"{tmp}/warm"
-        open_store(warm + "-raw").put_bytes("e.npz", episode_npz(0, 10, args.size))
+        open_store(warm + "-raw").put_bytes("e.npz", episode_npz(10, args.size, args.size))
         ingest(warm + "-raw", warm, options, args.workers)
 
         rows: list[dict[str, Any]] = []

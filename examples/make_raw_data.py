@@ -11,9 +11,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-import numpy as np
-
-from robodm_engine.synthetic import make_episode
+from robodm_engine.synthetic import episode_npz
 
 DEFAULT_OUT = Path(__file__).parent / "data" / "raw"
 
@@ -26,14 +24,8 @@ def main() -> None:
     args = parser.parse_args()
     args.out.mkdir(parents=True, exist_ok=True)
     for index in range(args.episodes):
-        steps = make_episode(steps=args.steps, height=96, width=96, seed=index)
-        arrays = {
-            "observation/image": np.stack([s["observation"]["image"] for s in steps]),
-            "observation/state": np.stack([s["observation"]["state"] for s in steps]),
-            "action": np.stack([s["action"] for s in steps]),
-            "timestamp": np.arange(args.steps, dtype=np.int64) * 100,  # 10 Hz, in ms
-        }
-        np.savez_compressed(args.out / f"episode_{index:03d}.npz", **arrays)
+        data = episode_npz(steps=args.steps, height=96, width=96, seed=index)
+        (args.out / f"episode_{index:03d}.npz").write_bytes(data)
     print(f"wrote {args.episodes} episodes x {args.steps} steps to {args.out}")
 
 

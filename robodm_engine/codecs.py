@@ -48,9 +48,9 @@ RAW_CODECS: Final = (None, "raw", "rawvideo", "rawvideo_pyarrow", "zstd", "lz4",
 # Below this size a 2-D array is more likely a matrix than an image; it stays raw.
 MIN_IMAGE_SIDE: Final = 16
 
-# Encoder settings per codec. crf 23 / preset medium is x264's own default operating point
+#: Encoder settings per codec. crf 23 / preset medium is x264's own default operating point
 # and measured ~38 dB at ~300 B/frame on 224x224 content; ffv1/x264rgb settings are lossless.
-_ENCODER_OPTIONS: Final[dict[str, dict[str, str]]] = {
+ENCODER_OPTIONS: Final[dict[str, dict[str, str]]] = {
     "libx264": {"crf": "23", "preset": "medium"},
     "libx265": {"crf": "28", "preset": "fast", "x265-params": "log-level=error"},
     "libsvtav1": {"crf": "35", "preset": "8", "svtav1-params": "verbosity=0"},
@@ -219,7 +219,7 @@ def _user_options(codec: str, codec_options: dict[str, Any] | None) -> dict[str,
 
 
 def _options(codec: str, codec_options: dict[str, Any] | None) -> dict[str, str]:
-    return {**_ENCODER_OPTIONS.get(codec, {}), **_user_options(codec, codec_options)}
+    return {**ENCODER_OPTIONS.get(codec, {}), **_user_options(codec, codec_options)}
 
 
 def _require_encoder(codec: str) -> None:

@@ -14,6 +14,7 @@ the same bytes on every machine.
 
 from __future__ import annotations
 
+import io
 import math
 from collections.abc import Mapping, Sequence
 from functools import lru_cache
@@ -78,6 +79,30 @@ def make_episode(
         observation["state"] = state[i].copy()
         episode.append({"observation": observation, "action": action[i].copy()})
     return episode
+
+
+def episode_npz(
+    steps: int = 100, height: int = 224, width: int = 224, seed: int = 0, fps: float = 10.0
+) -> bytes:
+    """One episode as raw ``.npz`` bytes, the way a teleoperation logger might record it.
+
+    Arrays ``observation/image``, ``observation/state`` and ``action`` with a leading time
+    axis, plus ``timestamp`` (int64 milliseconds): the input the ``files`` source reads.
+
+    Examples:
+        >>> import io, numpy as np
+        >>> sorted(np.load(io.BytesIO(episode_npz(steps=3, height=16, width=16))).files)
+        ['action', 'observation/image', 'observation/state', 'timestamp']
+    """
+    episode = make_episode(steps=steps, height=height, width=width, seed=seed, fps=fps)
+    buffer = io.BytesIO()
+    np.savez(buffer, **{
+        "observation/image": np.stack([s["observation"]["image"] for s in episode]),
+        "observation/state": np.stack([s["observation"]["state"] for s in episode]),
+        "action": np.stack([s["action"] for s in episode]),
+        "timestamp": np.asarray(timestamps_ms(steps, fps), dtype=np.int64),
+    })
+    return buffer.getvalue()
 
 
 def timestamps_ms(steps: int, fps: float = 10.0) -> list[int]:

@@ -2,19 +2,17 @@
 
 from __future__ import annotations
 
-import io
 import subprocess
 import sys
 from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import pytest
 import yaml
 
 from robodm_engine.storage import Store
-from robodm_engine.synthetic import make_episode
+from robodm_engine.synthetic import episode_npz
 
 ENGINE = str(Path(sys.executable).with_name("robodm-engine"))
 
@@ -27,22 +25,10 @@ def run_engine(*args: str, timeout: float = 600) -> subprocess.CompletedProcess[
                           check=False)
 
 
-def episode_npz(seed: int, steps: int = 20, side: int = 32) -> bytes:
-    """One raw episode as a teleoperation logger might write it."""
-    episode = make_episode(steps=steps, height=side, width=side, seed=seed)
-    buffer = io.BytesIO()
-    np.savez(buffer, **{
-        "observation/image": np.stack([s["observation"]["image"] for s in episode]),
-        "observation/state": np.stack([s["observation"]["state"] for s in episode]),
-        "action": np.stack([s["action"] for s in episode]),
-        "timestamp": np.arange(steps, dtype=np.int64) * 100,
-    })
-    return buffer.getvalue()
-
-
-def fill_raw(store: Store, episodes: int, **kwargs: Any) -> None:
+def fill_raw(store: Store, episodes: int, steps: int = 20, side: int = 32) -> None:
+    """Raw ``.npz`` episodes, as a teleoperation logger might write them."""
     for index in range(episodes):
-        store.put_bytes(f"episode_{index:03d}.npz", episode_npz(index, **kwargs))
+        store.put_bytes(f"episode_{index:03d}.npz", episode_npz(steps, side, side, seed=index))
 
 
 def job_document(source: str, output: str, **spec: Any) -> dict[str, Any]:

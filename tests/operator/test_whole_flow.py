@@ -14,7 +14,6 @@ checksum, and must delete the RayCluster.
 from __future__ import annotations
 
 import base64
-import io
 import os
 import shutil
 import signal
@@ -27,13 +26,12 @@ from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import pytest
 from conftest import NAMESPACE, ApiServer, Kube, OperatorThread, make_job, make_spec, wait_for
 
 from robodm_engine.manifest import read_manifest
 from robodm_engine.storage import StorageOptions, open_store
-from robodm_engine.synthetic import make_episode
+from robodm_engine.synthetic import episode_npz
 
 JOBS = f"/apis/robodm.io/v1alpha1/namespaces/{NAMESPACE}/ingestionjobs"
 CLUSTERS = f"/apis/ray.io/v1/namespaces/{NAMESPACE}/rayclusters"
@@ -143,14 +141,7 @@ def raw_data(s3_server: Any, s3_env: Mapping[str, str]) -> Iterator[str]:
     bucket = s3_server.create_bucket()
     store = open_store(f"s3://{bucket}/raw", StorageOptions.from_env())
     for index in range(EPISODES):
-        steps = make_episode(steps=12, height=32, width=32, seed=index)
-        buffer = io.BytesIO()
-        np.savez(buffer, **{
-            "observation/image": np.stack([s["observation"]["image"] for s in steps]),
-            "observation/state": np.stack([s["observation"]["state"] for s in steps]),
-            "action": np.stack([s["action"] for s in steps]),
-        })
-        store.put_bytes(f"episode_{index}.npz", buffer.getvalue())
+        store.put_bytes(f"episode_{index}.npz", episode_npz(12, 32, 32, seed=index))
     yield bucket
 
 
