@@ -169,15 +169,18 @@ def test_create_provisions_cluster_then_engine_job(
 def test_progress_is_mirrored_and_success_releases_the_cluster(
     kube: Kube, start_operator: StartOperator, tmp_path: Path
 ) -> None:
-    start_operator()
+    operator = start_operator()
     kube.create(JOBS, local_job(tmp_path, "local"))
     mark_cluster_ready(kube, "local")
     play_job(kube, "local-engine-1", "active")
+    written = time.monotonic()
     write_progress(tmp_path, itemsDone=4, trajectoriesWritten=1, bytesWritten=1234)
     status = wait_for(
         lambda: (s := status_of(kube, "local")).get("progress", {}).get("itemsDone") == 4 and s,
         what="progress mirrored",
     )
+    print(f"\nprogress object written -> status.progress: {time.monotonic() - written:.2f} s "
+          f"(poll interval {operator.config.poll_interval:g} s)")
     assert status["progressSummary"] == "4/10"
     assert status["progress"]["trajectoriesWritten"] == 1
 
