@@ -209,8 +209,15 @@ def read_loader(
 def read_vla(root: Path, *, batch_size: int, limit: int) -> tuple[int, float]:
     from robodm_engine.dataset import VLADataset
 
+    import ray
+
     dataset = VLADataset(str(root))
-    return _timed(lambda: _count_frames(dataset.iter_batches(batch_size=batch_size), limit, "step"))
+    result = _timed(lambda: _count_frames(dataset.iter_batches(batch_size=batch_size), limit,
+                                          "step"))
+    # DataLoader workers fork this process later; a fork of a process running Ray's threads
+    # can crash (seen: a segfault in the first worker).
+    ray.shutdown()
+    return result
 
 
 # --- the run ------------------------------------------------------------------------------

@@ -175,8 +175,9 @@ def choose_encoding(
     libx264rgb at qp 0: bit-exact RGB, unlike robodm's yuv420p "lossless". ``rawvideo``
     stores images as raw bytes. Grayscale and depth images always use lossless ffv1.
 
-    ``codec_options`` may hold encoder options per codec (``{"libx264": {"crf": "18"}}``)
-    or flat options for the chosen codec (``{"crf": "18"}``).
+    ``codec_options`` holds encoder options: flat ones apply to whichever codec is chosen
+    (``{"threads": "1"}``), those under a codec's name to that codec only
+    (``{"libx264": {"crf": "18"}}``); per-codec entries win.
 
     Raises:
         ValueError: for an unknown codec name, or a codec that cannot encode this shape.
@@ -211,11 +212,12 @@ def choose_encoding(
 
 
 def _user_options(codec: str, codec_options: dict[str, Any] | None) -> dict[str, str]:
+    """Flat entries apply to every codec; an entry named after a codec holds its own options."""
     if not codec_options:
         return {}
-    if any(isinstance(v, dict) for v in codec_options.values()):
-        return {k: str(v) for k, v in codec_options.get(codec, {}).items()}
-    return {k: str(v) for k, v in codec_options.items()}
+    flat = {k: str(v) for k, v in codec_options.items() if not isinstance(v, dict)}
+    own = codec_options.get(codec)
+    return {**flat, **{k: str(v) for k, v in own.items()}} if isinstance(own, dict) else flat
 
 
 def _options(codec: str, codec_options: dict[str, Any] | None) -> dict[str, str]:
