@@ -199,25 +199,26 @@ def read_loader(
 ) -> tuple[int, float]:
     from torch.utils.data import DataLoader
 
+    # forkserver: a fork of this process, which has run Ray, PyAV and torch threads, crashed
+    # (segfaults in the first worker). Timing starts after the first batch, so worker start-up
+    # is excluded alike for every loader.
     loader = DataLoader(
-        dataset, batch_size=batch_size, shuffle=shuffle, sampler=sampler, num_workers=workers
+        dataset, batch_size=batch_size, shuffle=shuffle, sampler=sampler, num_workers=workers,
+        multiprocessing_context="forkserver" if workers else None,
     )
-    frames, seconds = _timed(lambda: _count_frames(loader, limit, "index"))
+    batches = iter(loader)
+    first = len(next(batches)["index"])
+    frames, seconds = _timed(lambda: _count_frames(batches, limit - first, "index"))
     return frames, seconds
 
 
 def read_vla(root: Path, *, batch_size: int, limit: int) -> tuple[int, float]:
     from robodm_engine.dataset import VLADataset
 
-    import ray
-
     dataset = VLADataset(str(root))
-    result = _timed(lambda: _count_frames(dataset.iter_batches(batch_size=batch_size), limit,
-                                          "step"))
-    # DataLoader workers fork this process later; a fork of a process running Ray's threads
-    # can crash (seen: a segfault in the first worker).
-    ray.shutdown()
-    return result
+    batches = iter(dataset.iter_batches(batch_size=batch_size))
+    first = len(next(batches)["step"])  # like the DataLoaders: start-up is not timed
+    return _timed(lambda: _count_frames(batches, limit - first, "step"))
 
 
 # --- the run ------------------------------------------------------------------------------

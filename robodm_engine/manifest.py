@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import io
 import json
+import os
 import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
@@ -458,6 +459,44 @@ class DatasetManifest:
 
 # --------------------------------------------------------------------------------------------
 # Feature merging.
+
+
+def record_of_file(
+    local_path: str | os.PathLike[str], *, name: str, path: str, items: int | None = None
+) -> TrajectoryRecord:
+    """The record of a trajectory file, as ingestion publishes it.
+
+    Steps, features and time range come from the file's tags (nothing is decoded); size and
+    SHA-256 from its bytes.
+
+    Args:
+        local_path: the file on local disk.
+        name: the trajectory's name in the dataset.
+        path: where the file is (or will be) published, relative to the dataset root.
+        items: how many source items the trajectory was made from, when known.
+    """
+    from robodm_engine.storage import sha256_file
+    from robodm_engine.trajectory import Trajectory
+
+    traj = Trajectory(local_path)
+    try:
+        summary = traj.summary()
+    finally:
+        traj.close()
+    return TrajectoryRecord(
+        name=name,
+        path=path,
+        steps=summary.steps,
+        features={
+            feature: FeatureSpec(info.dtype, info.shape, info.encoding)
+            for feature, info in summary.features.items()
+        },
+        bytes=os.path.getsize(local_path),
+        sha256=sha256_file(local_path),
+        start_ms=summary.start_ms,
+        end_ms=summary.end_ms,
+        items=items,
+    )
 
 
 def merge_features(records: Iterable[TrajectoryRecord]) -> dict[str, FeatureSpec]:

@@ -31,14 +31,13 @@ from robodm_engine.ingestion.naming import TRAJECTORY_SUFFIX
 from robodm_engine.manifest import (
     MANIFEST_JSON,
     MANIFEST_PARQUET,
-    FeatureSpec,
     ItemFailure,
     Stage,
     TrajectoryRecord,
     record_key,
+    record_of_file,
     write_record,
 )
-from robodm_engine.storage import sha256_file
 
 if TYPE_CHECKING:
     from robodm_engine.ingestion.config import IngestionConfig
@@ -330,22 +329,9 @@ def _write(
             for item_id, _, _ in pending:
                 fail(item_id, "write", _reason(exc))
             return None, 0
-        summary = traj.summary()
         # Items, not steps: an episode item contributes many steps.
         items = len({item_id for item_id, _, _ in pending})
-        record = TrajectoryRecord(
-            name=task.name,
-            path=f"{task.name}{TRAJECTORY_SUFFIX}",
-            steps=summary.steps,
-            features={
-                name: FeatureSpec(info.dtype, info.shape, info.encoding)
-                for name, info in summary.features.items()
-            },
-            bytes=local.stat().st_size,
-            sha256=sha256_file(local),
-            start_ms=summary.start_ms,
-            end_ms=summary.end_ms,
-            items=items,
-        )
+        record = record_of_file(local, name=task.name, path=f"{task.name}{TRAJECTORY_SUFFIX}",
+                                items=items)
         return record, items
     return None, 0

@@ -19,12 +19,12 @@ import pytest
 
 from robodm_engine.manifest import (
     DatasetManifest,
-    FeatureSpec,
     TrajectoryRecord,
     merge_features,
+    record_of_file,
     write_manifest,
 )
-from robodm_engine.storage import Store, open_store, sha256_file
+from robodm_engine.storage import Store, open_store
 from robodm_engine.trajectory import Trajectory
 
 FPS = 20
@@ -64,24 +64,7 @@ def reference(path: str | Path, **load_kwargs: Any) -> dict[str, np.ndarray]:
 
 def record_for(path: Path) -> TrajectoryRecord:
     """The manifest record of a trajectory file at the dataset root, as ingestion writes it."""
-    traj = Trajectory(str(path))
-    try:
-        summary = traj.summary()
-    finally:
-        traj.close()
-    return TrajectoryRecord(
-        name=path.stem,
-        path=path.name,
-        steps=summary.steps,
-        features={
-            name: FeatureSpec(info.dtype, info.shape, info.encoding)
-            for name, info in summary.features.items()
-        },
-        bytes=path.stat().st_size,
-        sha256=sha256_file(path),
-        start_ms=summary.start_ms,
-        end_ms=summary.end_ms,
-    )
+    return record_of_file(path, name=path.stem, path=path.name)
 
 
 def publish_manifest(store: Store, records: list[TrajectoryRecord]) -> str:
