@@ -1,0 +1,100 @@
+"""robodm 0.1.0 (the PyPI release this project replaces), run in its own virtual environment
+with the PyAV it needs (see :mod:`robodm_venv`); operations as in :mod:`harness`.
+
+Its default codec (``auto``) is libaom-av1, which wrote under one step per second here, so
+the suite runs it with ``--codec libx264`` (the same codec as robodm-engine's default) and
+measures the default once, on a short clip. Depth is stored the way robodm stores any
+non-RGB array: as pickled raw packets.
+"""
+
+from __future__ import annotations
+
+import argparse
+import random
+
+import harness
+import numpy as np
+import robodm
+from harness import Checker, Result, Scenario, measured
+
+
+def _flat(scenario: Scenario, data: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+    out = {camera: data[f"observation/{camera}"] for camera in scenario.cameras}
+    out["state"], out["action"] = data["observation/state"], data["action"]
+    if scenario.depth:
+        out["depth"] = data["observation/depth"]
+    return out
+
+
+def write(args: argparse.Namespace, result: Result) -> None:
+    scenario = args.scenario
+    content = harness.episodes(scenario)
+    stamps = harness.timestamps_ms(scenario)
+    with measured(result):
+        for index, steps in enumerate(content):
+            path = str(harness.trajectory_path(args.dir, index))
+            trajectory = robodm.Trajectory(path, mode="w", video_codec=args.codec or "auto")
+            for step, stamp in zip(steps, stamps, strict=True):
+                trajectory.add_by_dict(step, timestamp=stamp)
+            trajectory.close()
+    result.frames = scenario.frames
+    result.bytes = harness.dir_bytes(args.dir)
+
+
+def read_seq(args: argparse.Namespace, result: Result) -> None:
+    scenario = args.scenario
+    decoded = []
+    with measured(result):
+        for index in range(scenario.episodes):
+            path = str(harness.trajectory_path(args.dir, index))
+            decoded.append(robodm.Trajectory(path, mode="r").load())
+    checker = Checker(scenario)
+    for index, data in enumerate(decoded):
+        checker.add(index, _flat(scenario, data))
+    checker.fill(result)
+    result.frames = sum(len(d["action"]) for d in decoded)
+
+
+def read_random(args: argparse.Namespace, result: Result) -> None:
+    scenario = args.scenario
+    camera = f"observation/{scenario.cameras[0]}"
+    frames = 0
+    with measured(result):
+        for index, step in harness.random_steps(scenario):
+            path = str(harness.trajectory_path(args.dir, index))
+            data = robodm.Trajectory(path, mode="r").load(data_slice=slice(step, step + 1))
+            frames += int(data[camera].shape[1:] == (scenario.height, scenario.width, 3))
+    result.frames = frames
+    if frames != harness.RANDOM_STEPS:
+        result.error = (f"load(data_slice=slice(k, k + 1)) returned the camera frame for "
+                        f"{frames} of {harness.RANDOM_STEPS} steps")
+
+
+def read_shuffled(args: argparse.Namespace, result: Result) -> None:
+    # robodm 0.1.0 has no step-level training loader outside its Ray Data VLADataset, so this
+    # is the same algorithm as robodm-engine's to_torch(shuffle=True), with robodm's reader:
+    # trajectories in a random order, the steps of each shuffled, cut into batches.
+    scenario = args.scenario
+    camera = f"observation/{scenario.cameras[0]}"
+    order = list(range(scenario.episodes))
+    random.Random(0).shuffle(order)
+    frames = 0
+    with measured(result):
+        pending: list[np.ndarray] = []
+        for index in order:
+            path = str(harness.trajectory_path(args.dir, index))
+            data = robodm.Trajectory(path, mode="r").load()
+            steps = np.random.default_rng(index).permutation(len(data[camera]))
+            pending.extend(data[camera][steps])
+            while len(pending) >= harness.BATCH_SIZE:
+                frames += len(np.stack(pending[: harness.BATCH_SIZE]))
+                del pending[: harness.BATCH_SIZE]
+        frames += len(pending)
+    result.frames = frames
+    result.notes.append("robodm has no step loader: whole trajectories in random order, "
+                        "steps shuffled within each")
+
+
+if __name__ == "__main__":
+    harness.run_worker({"write": write, "read_seq": read_seq, "read_random": read_random,
+                        "read_shuffled": read_shuffled})
