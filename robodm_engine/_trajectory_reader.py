@@ -223,11 +223,20 @@ class TrajectoryReader:
         last_needed = max(wanted)
         out_format = _frame_format(info)
         codec_context = stream.av_stream.codec_context
-        codec_context.thread_type = "AUTO"
+        if codec_context.is_open:
+            codec_context.flush_buffers()  # an earlier load() drained it
+        else:
+            codec_context.thread_type = "AUTO"
+        start = 0
+        if not codec_context.codec.reorder:
+            # Without reordering, packet k is sample k: start at the last keyframe at or before
+            # the first wanted sample. For intra-only ffv1 (depth) that is the sample itself.
+            start = next((k for k in range(min(wanted), -1, -1) if stream.packets[k].is_keyframe),
+                         0)
         filled = 0
-        ordinal = 0
+        ordinal = start
         try:
-            for packet in [*stream.packets, None]:
+            for packet in [*stream.packets[start:], None]:
                 for frame in codec_context.decode(packet):
                     rows = wanted.get(ordinal)
                     if rows is not None:

@@ -108,3 +108,27 @@ def test_grid_helpers() -> None:
     with pytest.raises(ValueError, match="> 0"):
         resample_grid(0, 100, 0)
     assert nearest_indices(np.array([0, 100]), np.array([50.0])).tolist() == [0]
+
+
+@pytest.mark.parametrize("codec", ["ffv1", "libx264"])
+def test_single_steps_and_slices_of_images_are_the_samples_asked_for(
+    tmp_path: Path, codec: str
+) -> None:
+    """Decoding starts at a keyframe near the first wanted sample (every ffv1 frame is one)."""
+    rng = np.random.default_rng(0)
+    depth = rng.integers(0, 5000, (24, 16, 16), dtype=np.uint16)  # lossless ffv1 always
+    rgb = np.repeat(np.linspace(0, 250, 24, dtype=np.uint8)[:, None, None, None], 16 * 16 * 3)
+    rgb = rgb.reshape(24, 16, 16, 3)
+    path = tmp_path / "t.mkv"
+    with Trajectory(path, mode="w", video_codec=codec, fps=10) as traj:
+        for i in range(24):
+            traj.add_by_dict({"depth": depth[i], "rgb": rgb[i], "i": np.int64(i)})
+    reader = Trajectory(path)
+    for k in (0, 1, 7, 23):
+        data = reader.load(data_slice=slice(k, k + 1))
+        np.testing.assert_array_equal(data["depth"], depth[k : k + 1])
+        # Flat frames of distinct grey levels: the nearest level identifies the sample.
+        assert np.abs(data["rgb"].astype(int) - int(rgb[k, 0, 0, 0])).max() <= 3
+        assert data["i"].tolist() == [k]
+    np.testing.assert_array_equal(reader.load(data_slice=slice(5, 19, 3))["depth"],
+                                  depth[5:19:3])
