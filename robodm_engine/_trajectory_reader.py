@@ -227,26 +227,22 @@ class TrajectoryReader:
             codec_context.flush_buffers()  # an earlier load() drained it
         else:
             codec_context.thread_type = "AUTO"
-        start = 0
-        if not codec_context.codec.reorder:
-            # Without reordering, packet k is sample k: start at the last keyframe at or before
-            # the first wanted sample. For intra-only ffv1 (depth) that is the sample itself.
-            start = next((k for k in range(min(wanted), -1, -1) if stream.packets[k].is_keyframe),
-                         0)
+        start, by_pts = _decode_start(stream, min(wanted), codec_context.codec.reorder)
         filled = 0
         ordinal = start
         try:
             for packet in [*stream.packets[start:], None]:
                 for frame in codec_context.decode(packet):
-                    rows = wanted.get(ordinal)
+                    index = ordinal if by_pts is None else by_pts.get(frame.pts, -1)
+                    ordinal += 1
+                    rows = wanted.get(index)
                     if rows is not None:
                         image = frame.to_ndarray(format=out_format)
                         for row in rows:
                             out[row] = image
                         filled += len(rows)
-                    if ordinal >= last_needed:
+                    if index >= last_needed:
                         return out
-                    ordinal += 1
         except av.FFmpegError as exc:
             raise TrajectoryFormatError(f"video is corrupt ({exc})",
                                         path=self._name, feature=info.name) from exc
@@ -259,6 +255,34 @@ class TrajectoryReader:
 
     def close(self) -> None:
         self._container.close()
+
+
+def _decode_start(
+    stream: _Stream, first: int, reorder: bool
+) -> tuple[int, dict[int, int] | None]:
+    """Where to start decoding for sample ``first``, and how to number the frames out.
+
+    Returns the packet to start at and, when frames must be identified by their pts rather
+    than counted, a ``{pts: sample index}`` map. Without reordering, packet k is sample k,
+    so decoding starts at the last keyframe at or before it (for intra-only ffv1 depth, the
+    sample itself). With reordering (H.264/H.265 B-frames) it starts at the last keyframe
+    whose pts is at or before the sample's, and frames are matched by pts, which also skips
+    an open GOP's undecodable leading frames; that needs unique pts, which robodm 0.1.0's
+    files lack (its delayed packets share one pts), so those decode from the start.
+    """
+    packets = stream.packets
+    if not reorder:
+        return next((k for k in range(first, -1, -1) if packets[k].is_keyframe), 0), None
+    if len(np.unique(stream.timestamps)) != len(packets):
+        return 0, None
+    target = int(stream.timestamps[first])
+    start = 0
+    for k, packet in enumerate(packets):
+        if packet.is_keyframe and packet.pts <= target:
+            start = k
+    if start == 0:
+        return 0, None
+    return start, {int(ts): i for i, ts in enumerate(stream.timestamps)}
 
 
 _EBML_ID = 0x1A45DFA3

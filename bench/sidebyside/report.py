@@ -319,6 +319,28 @@ _METHOD = """\
   writes no state or action, so it is slightly optimistic.
 - **ratios** under each figure: to the limit, and to the best of the *other* systems
   (for sizes and memory, smaller is better, so a ratio below 1 wins there).
+
+## Reading the results
+
+- **robodm 0.1.0 beats the limit on sequential reads** because it does less: it stores depth
+  (any non-RGB array) as pickled raw packets, about 4x the bytes of the whole file, so there is
+  nothing to decode; the limit and robodm-engine decode lossless ffv1 depth, which dominates
+  their read time. Reading robodm 0.1.0's files also means unpickling (robodm-engine reads
+  them only with `allow_pickle=True`).
+- **robodm 0.1.0's single-step reads fail**: `load(data_slice=slice(k, k + 1))` returns no
+  camera frame, hence the ✗.
+- **Random steps favour LeRobot**: it encodes with a keyframe every 2 frames (`g=2`), so a
+  random frame costs one or two decodes, and pays for it in write speed. robodm-engine keeps
+  x264's default keyframe interval (250 frames, longer than these episodes), for small files
+  and fast sequential reads, so a random step decodes its camera streams from the start of
+  the episode (depth, intra-only, from the step itself). Trajectories meant for random access
+  can be written with a shorter interval: `codec_options={"libx264": {"g": "10"}}`.
+- **Shuffled batches are not the same shuffle**: LeRobot's `DataLoader(shuffle=True)` is
+  uniform over steps and seeks per sample; robodm-engine's `to_torch(shuffle=True)` decodes
+  each trajectory once, in a random order, and shuffles steps within it (mix across
+  trajectories with several DataLoader workers or `iter_batches(local_shuffle_buffer_size=...)`).
+- **Peak memory of a sequential read** is dominated by the decoded arrays `load()` returns
+  (a whole trajectory); the limit keeps no frames.
 """
 
 

@@ -132,3 +132,25 @@ def test_single_steps_and_slices_of_images_are_the_samples_asked_for(
         assert data["i"].tolist() == [k]
     np.testing.assert_array_equal(reader.load(data_slice=slice(5, 19, 3))["depth"],
                                   depth[5:19:3])
+
+
+@pytest.mark.parametrize("x264_params", [None, "open-gop=1"])
+def test_single_steps_with_short_gops_equal_the_whole_decode(
+    tmp_path: Path, x264_params: str | None
+) -> None:
+    """A step decoded from its keyframe (B-frames, closed or open GOP) is the same frame."""
+    from robodm_engine.synthetic import make_episode
+
+    options = {"g": "5", "bf": "3", **({"x264-params": x264_params} if x264_params else {})}
+    episode = make_episode(steps=23, height=32, width=32)
+    path = tmp_path / "gop.mkv"
+    with Trajectory(path, mode="w", fps=10, codec_options={"libx264": options}) as traj:
+        for step in episode:
+            traj.add_by_dict(step)
+    whole = Trajectory(path).load()["observation/image"]
+    reader = Trajectory(path)
+    for k in range(23):
+        np.testing.assert_array_equal(
+            reader.load(data_slice=slice(k, k + 1))["observation/image"][0], whole[k])
+    np.testing.assert_array_equal(
+        reader.load(data_slice=slice(12, 20, 3))["observation/image"], whole[12:20:3])
