@@ -322,7 +322,8 @@ _METHOD = """\
 
 ## Reading the results
 
-- **robodm 0.1.0 beats the limit on sequential reads** because it does less: it stores depth
+- **robodm 0.1.0 reads sequentially faster than robodm-engine** (and, at 224x224, than the
+  limit) because it does less: it stores depth
   (any non-RGB array) as pickled raw packets, about 4x the bytes of the whole file, so there is
   nothing to decode; the limit and robodm-engine decode lossless ffv1 depth, which dominates
   their read time. Reading robodm 0.1.0's files also means unpickling (robodm-engine reads
@@ -334,7 +335,8 @@ _METHOD = """\
   x264's default keyframe interval (250 frames, longer than these episodes), for small files
   and fast sequential reads, so a random step decodes its camera streams from the start of
   the episode (depth, intra-only, from the step itself). Trajectories meant for random access
-  can be written with a shorter interval: `codec_options={"libx264": {"g": "10"}}`.
+  can be written with a shorter keyframe interval, `codec_options={{"libx264": {{"g": "10"}}}}`:
+  a step then decodes from its keyframe.
 - **Shuffled batches are not the same shuffle**: LeRobot's `DataLoader(shuffle=True)` is
   uniform over steps and seeks per sample; robodm-engine's `to_torch(shuffle=True)` decodes
   each trajectory once, in a random order, and shuffles steps within it (mix across
