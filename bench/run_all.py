@@ -3,8 +3,8 @@ PyAV, on the same generated content, in one run; writes ``docs/benchmarks.md`` a
 
 Run from the repository root (after ``scripts/setup.sh``)::
 
-    .venv/bin/python -m bench.run_all            # full suite, ~30 min on 2 cores
-    .venv/bin/python -m bench.run_all --quick    # small content, one repeat, ~3 min
+    .venv/bin/python -m bench.run_all            # full suite, ~25 min on 2 cores
+    .venv/bin/python -m bench.run_all --quick    # small content, one repeat, ~5 min
 
 Content (:mod:`robodm_engine.synthetic`, identical bytes in every system): per step two RGB
 cameras, a uint16 depth image, float32 state (14,) and action (7,); 224x224 and 640x480, at
