@@ -194,6 +194,21 @@ class Checker:
         result.exact = dict(self.exact)
 
 
+def check_flat(scenario: Scenario, decoded: list[dict[str, np.ndarray]], result: Result) -> None:
+    """Check whole episodes loaded as flat ``"observation/<camera>"`` dicts (both robodm
+    readers return these) and store frames, PSNR and exactness in ``result``."""
+    checker = Checker(scenario)
+    for index, data in enumerate(decoded):
+        episode_arrays = {camera: data[f"observation/{camera}"] for camera in scenario.cameras}
+        episode_arrays["state"], episode_arrays["action"] = (data["observation/state"],
+                                                             data["action"])
+        if scenario.depth:
+            episode_arrays["depth"] = data["observation/depth"]
+        checker.add(index, episode_arrays)
+    checker.fill(result)
+    result.frames = sum(len(d["action"]) for d in decoded)
+
+
 def _status_kib(key: str) -> int:
     with open("/proc/self/status") as status:
         for line in status:

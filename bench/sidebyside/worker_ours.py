@@ -6,18 +6,9 @@ from __future__ import annotations
 import argparse
 
 import harness
-import numpy as np
-from harness import Checker, Result, Scenario, measured
+from harness import Result, measured
 
 from robodm_engine import Trajectory
-
-
-def _flat(scenario: Scenario, data: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
-    out = {camera: data[f"observation/{camera}"] for camera in scenario.cameras}
-    out["state"], out["action"] = data["observation/state"], data["action"]
-    if scenario.depth:
-        out["depth"] = data["observation/depth"]
-    return out
 
 
 def write(args: argparse.Namespace, result: Result) -> None:
@@ -41,11 +32,7 @@ def read_seq(args: argparse.Namespace, result: Result) -> None:
     with measured(result):
         for index in range(scenario.episodes):
             decoded.append(Trajectory(harness.trajectory_path(args.dir, index)).load())
-    checker = Checker(scenario)
-    for index, data in enumerate(decoded):
-        checker.add(index, _flat(scenario, data))
-    checker.fill(result)
-    result.frames = sum(len(d["action"]) for d in decoded)
+    harness.check_flat(scenario, decoded, result)
 
 
 def read_random(args: argparse.Namespace, result: Result) -> None:

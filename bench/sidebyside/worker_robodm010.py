@@ -15,15 +15,7 @@ import random
 import harness
 import numpy as np
 import robodm
-from harness import Checker, Result, Scenario, measured
-
-
-def _flat(scenario: Scenario, data: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
-    out = {camera: data[f"observation/{camera}"] for camera in scenario.cameras}
-    out["state"], out["action"] = data["observation/state"], data["action"]
-    if scenario.depth:
-        out["depth"] = data["observation/depth"]
-    return out
+from harness import Result, measured
 
 
 def write(args: argparse.Namespace, result: Result) -> None:
@@ -48,11 +40,7 @@ def read_seq(args: argparse.Namespace, result: Result) -> None:
         for index in range(scenario.episodes):
             path = str(harness.trajectory_path(args.dir, index))
             decoded.append(robodm.Trajectory(path, mode="r").load())
-    checker = Checker(scenario)
-    for index, data in enumerate(decoded):
-        checker.add(index, _flat(scenario, data))
-    checker.fill(result)
-    result.frames = sum(len(d["action"]) for d in decoded)
+    harness.check_flat(scenario, decoded, result)
 
 
 def read_random(args: argparse.Namespace, result: Result) -> None:
