@@ -209,6 +209,52 @@ def check_flat(scenario: Scenario, decoded: list[dict[str, np.ndarray]], result:
     result.frames = sum(len(d["action"]) for d in decoded)
 
 
+def trajectory_ops(trajectory: Callable[..., Any]) -> dict[str, Callable[..., None]]:
+    """``write``, ``read_seq`` and ``read_random`` for a robodm-style ``Trajectory`` class.
+
+    robodm-engine keeps robodm 0.1.0's ``Trajectory(path, mode, video_codec)``,
+    ``add_by_dict(step, timestamp)``, ``close()`` and ``load(data_slice=...)``, so one set of
+    operations measures both; each worker passes its own class.
+    """
+
+    def write(args: argparse.Namespace, result: Result) -> None:
+        scenario = args.scenario
+        content = episodes(scenario)
+        stamps = timestamps_ms(scenario)
+        with measured(result):
+            for index, steps in enumerate(content):
+                path = str(trajectory_path(args.dir, index))
+                writer = trajectory(path, mode="w", video_codec=args.codec or "auto")
+                for step, stamp in zip(steps, stamps, strict=True):
+                    writer.add_by_dict(step, timestamp=stamp)
+                writer.close()
+        result.frames = scenario.frames
+        result.bytes = dir_bytes(args.dir)
+
+    def read_seq(args: argparse.Namespace, result: Result) -> None:
+        scenario = args.scenario
+        with measured(result):
+            decoded = [trajectory(str(trajectory_path(args.dir, index)), mode="r").load()
+                       for index in range(scenario.episodes)]
+        check_flat(scenario, decoded, result)
+
+    def read_random(args: argparse.Namespace, result: Result) -> None:
+        scenario = args.scenario
+        camera = f"observation/{scenario.cameras[0]}"
+        frames = 0
+        with measured(result):
+            for index, step in random_steps(scenario):
+                path = str(trajectory_path(args.dir, index))
+                data = trajectory(path, mode="r").load(data_slice=slice(step, step + 1))
+                frames += int(data[camera].shape[1:] == (scenario.height, scenario.width, 3))
+        result.frames = frames
+        if frames != RANDOM_STEPS:
+            result.error = (f"load(data_slice=slice(k, k + 1)) returned the camera frame for "
+                            f"{frames} of {RANDOM_STEPS} steps")
+
+    return {"write": write, "read_seq": read_seq, "read_random": read_random}
+
+
 def _status_kib(key: str) -> int:
     with open("/proc/self/status") as status:
         for line in status:

@@ -11,43 +11,6 @@ from harness import Result, measured
 from robodm_engine import Trajectory
 
 
-def write(args: argparse.Namespace, result: Result) -> None:
-    scenario = args.scenario
-    content = harness.episodes(scenario)
-    stamps = harness.timestamps_ms(scenario)
-    codec = args.codec or "auto"
-    with measured(result):
-        for index, steps in enumerate(content):
-            path = harness.trajectory_path(args.dir, index)
-            with Trajectory(path, mode="w", video_codec=codec) as trajectory:
-                for step, stamp in zip(steps, stamps, strict=True):
-                    trajectory.add_by_dict(step, timestamp=stamp)
-    result.frames = scenario.frames
-    result.bytes = harness.dir_bytes(args.dir)
-
-
-def read_seq(args: argparse.Namespace, result: Result) -> None:
-    scenario = args.scenario
-    decoded = []
-    with measured(result):
-        for index in range(scenario.episodes):
-            decoded.append(Trajectory(harness.trajectory_path(args.dir, index)).load())
-    harness.check_flat(scenario, decoded, result)
-
-
-def read_random(args: argparse.Namespace, result: Result) -> None:
-    scenario = args.scenario
-    frames = 0
-    with measured(result):
-        for index, step in harness.random_steps(scenario):
-            path = harness.trajectory_path(args.dir, index)
-            data = Trajectory(path).load(data_slice=slice(step, step + 1))
-            frames += min(len(v) for v in data.values())
-    result.frames = frames
-    if frames != harness.RANDOM_STEPS:
-        result.error = f"{frames} of {harness.RANDOM_STEPS} single-step reads returned a frame"
-
-
 def read_shuffled(args: argparse.Namespace, result: Result) -> None:
     from torch.utils.data import DataLoader
 
@@ -66,5 +29,4 @@ def read_shuffled(args: argparse.Namespace, result: Result) -> None:
 
 
 if __name__ == "__main__":
-    harness.run_worker({"write": write, "read_seq": read_seq, "read_random": read_random,
-                        "read_shuffled": read_shuffled})
+    harness.run_worker({**harness.trajectory_ops(Trajectory), "read_shuffled": read_shuffled})

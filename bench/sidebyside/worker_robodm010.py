@@ -18,46 +18,6 @@ import robodm
 from harness import Result, measured
 
 
-def write(args: argparse.Namespace, result: Result) -> None:
-    scenario = args.scenario
-    content = harness.episodes(scenario)
-    stamps = harness.timestamps_ms(scenario)
-    with measured(result):
-        for index, steps in enumerate(content):
-            path = str(harness.trajectory_path(args.dir, index))
-            trajectory = robodm.Trajectory(path, mode="w", video_codec=args.codec or "auto")
-            for step, stamp in zip(steps, stamps, strict=True):
-                trajectory.add_by_dict(step, timestamp=stamp)
-            trajectory.close()
-    result.frames = scenario.frames
-    result.bytes = harness.dir_bytes(args.dir)
-
-
-def read_seq(args: argparse.Namespace, result: Result) -> None:
-    scenario = args.scenario
-    decoded = []
-    with measured(result):
-        for index in range(scenario.episodes):
-            path = str(harness.trajectory_path(args.dir, index))
-            decoded.append(robodm.Trajectory(path, mode="r").load())
-    harness.check_flat(scenario, decoded, result)
-
-
-def read_random(args: argparse.Namespace, result: Result) -> None:
-    scenario = args.scenario
-    camera = f"observation/{scenario.cameras[0]}"
-    frames = 0
-    with measured(result):
-        for index, step in harness.random_steps(scenario):
-            path = str(harness.trajectory_path(args.dir, index))
-            data = robodm.Trajectory(path, mode="r").load(data_slice=slice(step, step + 1))
-            frames += int(data[camera].shape[1:] == (scenario.height, scenario.width, 3))
-    result.frames = frames
-    if frames != harness.RANDOM_STEPS:
-        result.error = (f"load(data_slice=slice(k, k + 1)) returned the camera frame for "
-                        f"{frames} of {harness.RANDOM_STEPS} steps")
-
-
 def read_shuffled(args: argparse.Namespace, result: Result) -> None:
     # robodm 0.1.0 has no step-level training loader outside its Ray Data VLADataset, so this
     # is the same algorithm as robodm-engine's to_torch(shuffle=True), with robodm's reader:
@@ -84,5 +44,5 @@ def read_shuffled(args: argparse.Namespace, result: Result) -> None:
 
 
 if __name__ == "__main__":
-    harness.run_worker({"write": write, "read_seq": read_seq, "read_random": read_random,
+    harness.run_worker({**harness.trajectory_ops(robodm.Trajectory),
                         "read_shuffled": read_shuffled})
